@@ -12,7 +12,8 @@ Done that way (``scipy.ndimage.rotate`` at full size, then ``scipy.ndimage.zoom`
 slice costs 10-20 ms on one core. ``RandomGenerator`` keeps steps 1 and the parameter draws, but
 does the small rotation and the resize as one warp: each output pixel is mapped through the
 combined rotation and scaling to the input slice and sampled there once, with
-``torch.nn.functional.grid_sample`` (bicubic for the image, nearest for the label). The
+``torch.nn.functional.grid_sample`` (bicubic for the image, nearest for the label); without a
+rotation the resize is separable (``interpolate``, bicubic, and a nearest-index lookup). The
 geometry equals the release's (rotation about the slice centre, corner-aligned resize). Two
 differences, both deliberate:
 
@@ -77,17 +78,21 @@ def warp_grid(in_shape, out_shape, angle):
     # Output pixel centres in the input's normalised frame (corner-aligned, like scipy's zoom).
     ys = torch.linspace(-1.0, 1.0, oh) if oh > 1 else torch.zeros(1)
     xs = torch.linspace(-1.0, 1.0, ow) if ow > 1 else torch.zeros(1)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    if angle:
-        # Into pixel units about the centre, rotate back to where the pixel came from, and out.
-        half_h, half_w = max(h - 1, 1) / 2.0, max(w - 1, 1) / 2.0
-        py, px = gy * half_h, gx * half_w
-        theta = math.radians(angle)
-        cos, sin = math.cos(theta), math.sin(theta)
-        sx = cos * px - sin * py
-        sy = sin * px + cos * py
-        gx, gy = sx / half_w, sy / half_h
-    return torch.stack((gx, gy), dim=-1)[None].float()
+    half_h, half_w = max(h - 1, 1) / 2.0, max(w - 1, 1) / 2.0
+    theta = math.radians(angle)
+    cos, sin = math.cos(theta), math.sin(theta)
+    # In pixel units about the centre, rotate back to where each output pixel came from.
+    grid = torch.empty(1, oh, ow, 2)
+    grid[0, :, :, 0] = cos * xs[None, :] - (sin * half_h / half_w) * ys[:, None]
+    grid[0, :, :, 1] = (sin * half_w / half_h) * xs[None, :] + cos * ys[:, None]
+    return grid
+
+
+def nearest_indices(n_in, n_out):
+    """Input index nearest to each output position of a corner-aligned resize (scipy's ``zoom``)."""
+    if n_out == 1:
+        return np.zeros(1, dtype=np.intp)
+    return np.floor(np.arange(n_out) * ((n_in - 1) / (n_out - 1)) + 0.5).astype(np.intp)
 
 
 def warp(image, label, angle, output_size):
@@ -100,20 +105,23 @@ def warp(image, label, angle, output_size):
         output_size: ``(oh, ow)``.
 
     Returns:
-        ``(image, label)`` tensors: float32 ``(oh, ow)`` and int64 ``(oh, ow)``; outside the input
-        both are 0.
+        ``(image, label)`` tensors: float32 ``(oh, ow)`` and int64 ``(oh, ow)``; where a rotation
+        uncovers the corners both are 0.
     """
-    image_t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-    label_t = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
-    if not angle and tuple(image.shape) == tuple(output_size):
-        return image_t, label_t
-    grid = warp_grid(image.shape, output_size, angle)
-    out_image = F.grid_sample(
-        image_t[None, None], grid, mode="bicubic", padding_mode="zeros", align_corners=True
-    )
-    out_label = F.grid_sample(
-        label_t[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=True
-    )
+    image_t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    h, w = image.shape
+    if not angle:
+        if (h, w) == tuple(output_size):
+            return image_t[0, 0], torch.from_numpy(np.asarray(label, dtype=np.int64))
+        # A plain resize is separable: cubic convolution along each axis, and a label lookup at
+        # the same corner-aligned positions, rounded.
+        out_image = F.interpolate(image_t, size=tuple(output_size), mode="bicubic", align_corners=True)
+        rows, cols = nearest_indices(h, output_size[0]), nearest_indices(w, output_size[1])
+        return out_image[0, 0], torch.from_numpy(np.asarray(label)[np.ix_(rows, cols)].astype(np.int64))
+    grid = warp_grid((h, w), output_size, angle)
+    out_image = F.grid_sample(image_t, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+    label_t = torch.from_numpy(np.asarray(label, dtype=np.float32))[None, None]
+    out_label = F.grid_sample(label_t, grid, mode="nearest", padding_mode="zeros", align_corners=True)
     return out_image[0, 0], out_label[0, 0].round().long()
 
 

@@ -12,9 +12,27 @@ temporary name and renamed, so an interrupted run leaves no partial file a loade
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from dlkunet.data import file_holds, text_holds, write_h5, write_lines, write_npz
 from dlkunet.errors import DatasetError
+
+
+def read_nifti(path):
+    """``(array (D, H, W), spacing (D, H, W) in mm)`` of a NIfTI file, read with SimpleITK.
+
+    Raises:
+        DatasetError: the file is missing, truncated or not an image SimpleITK can read.
+    """
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+        raise DatasetError(
+            f"cannot read NIfTI file {path} (missing, truncated or not NIfTI): {reason}"
+        ) from err
+    return sitk.GetArrayFromImage(image), tuple(float(s) for s in reversed(image.GetSpacing()))
+
 
 # ---------------------------------------------------------------------------------------------
 # Synapse
