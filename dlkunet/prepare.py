@@ -9,6 +9,8 @@ is (so re-running over finished output rewrites nothing), and new files are writ
 temporary name and renamed, so an interrupted run leaves no partial file a loader would accept.
 """
 
+import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +20,47 @@ from dlkunet.data import file_holds, text_holds, write_h5, write_lines, write_np
 from dlkunet.errors import DatasetError
 
 
+def check_nifti_complete(path):
+    """Raise a DatasetError unless the NIfTI file ``path`` holds all the voxels its header promises.
+
+    SimpleITK reads a truncated ``.nii.gz`` without complaint and fills the missing voxels with
+    zeros, so the file is checked first: the gzip stream must end properly, and the data must be
+    as long as the header's dimensions, voxel size and data offset say (NIfTI-1 headers).
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(348)
+            size = len(header)
+            while chunk := f.read(1 << 24):
+                size += len(chunk)
+    except (OSError, EOFError) as err:
+        raise DatasetError(f"cannot read NIfTI file {path} (missing or truncated): {err}") from err
+    if len(header) < 348:
+        raise DatasetError(f"NIfTI file {path} is too short for a header ({len(header)} bytes)")
+    endian = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+    if struct.unpack(f"{endian}i", header[:4])[0] != 348:
+        return  # not NIfTI-1; SimpleITK decides
+    dims = struct.unpack(f"{endian}8h", header[40:56])
+    bitpix = struct.unpack(f"{endian}h", header[72:74])[0]
+    offset = struct.unpack(f"{endian}f", header[108:112])[0]
+    expected = int(offset) + int(np.prod(dims[1 : 1 + max(min(dims[0], 7), 0)])) * bitpix // 8
+    if size < expected:
+        raise DatasetError(f"NIfTI file {path} is truncated: {size} bytes, its header needs {expected}")
+
+
 def read_nifti(path):
     """``(array (D, H, W), spacing (D, H, W) in mm)`` of a NIfTI file, read with SimpleITK.
 
     Raises:
         DatasetError: the file is missing, truncated or not an image SimpleITK can read.
     """
+    check_nifti_complete(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
-        raise DatasetError(
-            f"cannot read NIfTI file {path} (missing, truncated or not NIfTI): {reason}"
-        ) from err
+        raise DatasetError(f"cannot read NIfTI file {path} (not NIfTI?): {reason}") from err
     return sitk.GetArrayFromImage(image), tuple(float(s) for s in reversed(image.GetSpacing()))
 
 
