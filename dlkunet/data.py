@@ -164,7 +164,7 @@ def read_arrays(path, keys):
                 spacing = data["spacing"][()] if "spacing" in found else data.attrs.get("spacing")
     except FileNotFoundError as err:
         raise DatasetError(f"data file {path} does not exist") from err
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as err:
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, RuntimeError) as err:
         raise DatasetError(f"cannot read data file {path} (truncated or not a valid file?): {err}") from err
     missing = [key for key in keys if key not in arrays]
     if missing:
@@ -182,8 +182,9 @@ def check_pair(image, label, path, num_classes, ndim):
         num_classes: labels must be whole numbers in ``[0, num_classes)``.
 
     Raises:
-        DatasetError: wrong number of dimensions, shapes that differ, non-numeric arrays, or label
-            values that are fractional or outside the class range (the values found are named).
+        DatasetError: wrong number of dimensions, shapes that differ, non-numeric arrays, NaN or
+            infinite intensities, or label values that are fractional or outside the class range
+            (the values found are named).
     """
     kind = "slice (H, W)" if ndim == 2 else "volume (D, H, W)"
     for name, array in (("image", image), ("label", label)):
@@ -193,6 +194,8 @@ def check_pair(image, label, path, num_classes, ndim):
             raise DatasetError(f"{path}: {name} should be numeric, found dtype {array.dtype}")
     if image.shape != label.shape:
         raise DatasetError(f"{path}: image shape {image.shape} and label shape {label.shape} differ")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise DatasetError(f"{path}: image holds NaN or infinite values")
     if label.size:
         low, high = label.min(), label.max()
         if low < 0 or high >= num_classes:

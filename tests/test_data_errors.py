@@ -113,6 +113,14 @@ def test_shape_mismatch(synapse_root):
         read_train(synapse_root, "case0005_slice005")
 
 
+def test_non_finite_image(synapse_root):
+    image = np.zeros((8, 8), np.float32)
+    image[2, 3] = np.nan
+    good_slice(synapse_root / "train_npz" / "case0005_slice008.npz", image=image)
+    with pytest.raises(DatasetError, match="case0005_slice008.npz: image holds NaN"):
+        read_train(synapse_root, "case0005_slice008")
+
+
 def test_volume_where_a_slice_is_expected(synapse_root):
     good_slice(
         synapse_root / "train_npz" / "case0005_slice006.npz",
