@@ -7,10 +7,10 @@ volumes ``(D, H, W)``), intensities scaled per volume to [0, 1] (min-max), label
 
 Patients are split 70/10/20 into train/valid/test by a fixed rule on the sorted patient ids
 (``dlkunet.prepare.acdc_patient_split``): ``round(0.2 n)`` evenly spaced patients are test,
-``round(0.1 n)`` evenly spaced ones of the rest are valid (at least one each). For the 100
-ACDC training patients that is test = 3, 8, 13, ..., 98 (every fifth from 3) and valid = 5,
-15, 25, ..., 95 (shifted by the test picks: see ``--print_split``), four test and two valid
-patients in each pathology group of twenty.
+``round(0.1 n)`` evenly spaced ones of the rest are valid, at least one each (``--print_split``
+shows the result). For the 100 ACDC training patients: test = 3, 8, 13, ..., 98 (every fifth
+from 3), valid = 6, 16, 26, ..., 96 (every tenth from 6), train = the other 70, so each
+pathology group of twenty has four test and two valid patients.
 
 - ``--format mtunet`` (default): ``train/`` and ``valid/`` slices ``<frame>_slice_<i>.npz``,
   ``test/<frame>.npz`` volumes, keys ``img``/``label``, lists ``lists_ACDC/{train,valid,test}.txt``.

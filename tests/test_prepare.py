@@ -281,7 +281,8 @@ def test_acdc_patient_split_rule():
     split = prepare.acdc_patient_split(ids)
     parts = {part: [p for p in ids if split[p] == part] for part in ("train", "valid", "test")}
     assert [len(parts[k]) for k in ("train", "valid", "test")] == [70, 10, 20]
-    assert parts["test"][:3] == ["patient003", "patient008", "patient013"]
+    assert parts["test"] == [f"patient{i:03d}" for i in range(3, 101, 5)]
+    assert parts["valid"] == [f"patient{i:03d}" for i in range(6, 101, 10)]
     for group in range(5):  # the five pathology groups of twenty patients
         members = set(ids[20 * group : 20 * group + 20])
         assert len(members & set(parts["test"])) == 4 and len(members & set(parts["valid"])) == 2
