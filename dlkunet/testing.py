@@ -94,10 +94,14 @@ def check_args(args):
             raise DLKUNetError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.num_workers < 0 or args.overlay_slices < 0:
         raise DLKUNetError("--num_workers and --overlay_slices must be 0 or more")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(args.device)
     except RuntimeError as err:
-        raise DLKUNetError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:1)") from err
+        raise DLKUNetError(
+            f"--device {args.device!r} is not a device name (auto, cpu, cuda, cuda:N)"
+        ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DLKUNetError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
 
