@@ -121,9 +121,8 @@ def split_files(folder, suffix, list_path, list_hint, split):
             candidates = [strip_data_suffix(name) + s for s in DATA_SUFFIXES if s.endswith(suffix)]
             found = [c for c in candidates if c in present]
             if not found:
-                raise DatasetError(
-                    f"list file {list_path} names '{name}' but {folder / candidates[-1]} does not exist"
-                )
+                looked = " or ".join(str(folder / c) for c in candidates)
+                raise DatasetError(f"list file {list_path} names '{name}' but {looked} does not exist")
             files.append(folder / found[0])
     if not files:
         raise DatasetError(f"no {suffix} files for split '{split}' in {folder}")

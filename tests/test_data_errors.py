@@ -61,6 +61,12 @@ def test_list_naming_a_missing_file_names_both(synapse_root):
     assert "train.txt" in str(err.value) and "case0099_slice000.npz" in str(err.value)
 
 
+def test_list_naming_a_missing_volume(synapse_root):
+    (synapse_root / "lists" / "test_vol.txt").write_text("case0009\n")
+    with pytest.raises(DatasetError, match="test_vol.txt names 'case0009' but .*case0009.npy.h5 or"):
+        Synapse_dataset(synapse_root, synapse_root / "lists", "test")
+
+
 def test_empty_list_and_missing_list_file(synapse_root, tmp_path):
     (synapse_root / "lists" / "train.txt").write_text("\n\n")
     with pytest.raises(DatasetError, match="train.txt is empty"):
