@@ -1,7 +1,7 @@
 """Training throughput (images/s) of DLKUNet-S/M/L at 224x224, default memory format vs channels_last.
 
     python bench/bench_train.py                      # CPU, batch 1, median of 3 steps per case
-    python bench/bench_train.py --full               # batch 12 (the release's), 1 warm-up + 5 steps
+    python bench/bench_train.py --full               # batch 12 (the release's), 1 warm-up + 5 steps (GPU)
     python bench/bench_train.py --device cuda --amp  # on a GPU, bf16/fp16 autocast
 
 Each step is the training loop's own ``dlkunet.training.train_step`` (forward, CE + Dice loss,

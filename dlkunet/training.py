@@ -299,20 +299,17 @@ def check_writable(folder, flag):
 def write_json_atomic(path, obj):
     """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A plain open() (not mkstemp, which makes files private) so the file gets the user's umask.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -703,7 +700,7 @@ def run_training(args, ctx, train_set, val_set, num_classes, class_names):
     for folder, flag in ((args.pth_path, "--pth_path"), (args.tensorboard_path, "--tensorboard_path")):
         check_writable(folder, flag)
     check_writable(Path(args.log_path).parent, "the folder of --log_path")
-    log = setup_logging(args.log_path, "dlkunet.train", enabled=ctx.is_main)
+    log = setup_logging(args.log_path, "dlkunet", enabled=ctx.is_main)
     if len(train_set) == 0:
         raise DatasetError(f"the training split under {args.root_path} holds no slices")
     check_amp(args, ctx, log)
