@@ -17,8 +17,8 @@ rotation the resize is separable (``interpolate``, bicubic, and a nearest-index 
 geometry equals the release's (rotation about the slice centre, corner-aligned resize). Two
 differences, both deliberate:
 
-- the image is interpolated once (cubic) instead of twice (nearest, then cubic), which blurs it
-  less;
+- the image is interpolated once (cubic) instead of twice (nearest, then cubic), so rotated
+  images lack the jagged edges of the nearest-neighbour rotation;
 - the cubic kernel is the cubic convolution kernel (a = -0.75) rather than scipy's cubic
   B-spline; both pass exactly through the samples when no resampling is needed.
 
