@@ -456,6 +456,11 @@ def make_loader(dataset, args, ctx):
     )
 
 
+def memory_format_of(args):
+    """channels_last unless ``--no_channels_last``: faster training on the CPU (bench/bench_train.py)."""
+    return torch.contiguous_format if args.no_channels_last else torch.channels_last
+
+
 def train_step(model, images, labels, loss_fn, optimizer, scaler, epoch, amp, memory_format):
     """One optimisation step on a batch; returns ``(loss, ce, dice)`` as a detached device tensor.
 
@@ -527,26 +532,20 @@ def train_one_epoch(run, epoch):
     run.model.train()
     steps = len(run.loader)
     lr = run.optimizer.param_groups[0]["lr"]
-    memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
+    layout = memory_format_of(args)
+    model, loss_fn, optimizer, scaler = run.model, run.loss_fn, run.optimizer, run.scaler
     # disable=None: the bar shows on a terminal and stays out of redirected output.
-    bar = tqdm(
-        total=steps,
-        desc=f"epoch {epoch + 1}/{args.epochs}",
-        leave=False,
-        disable=None if ctx.is_main else True,
-    )
-    recorder = StepRecorder(ctx.device, steps, epoch * steps, run.writer, bar)
-    for step, batch in enumerate(run.loader):
-        maybe_kill_for_test(epoch + 1, step)
-        images, labels = batch["image"], batch["label"]
-        terms = train_step(
-            run.model, images, labels, run.loss_fn, run.optimizer, run.scaler, epoch, args.amp, memory_format
-        )
-        recorder.add(step, terms)
-        if (step + 1) % args.log_interval == 0 or step + 1 == steps:
-            recorder.flush(epoch, lr, ctx)
-        bar.update(1)
-    bar.close()
+    hide = None if ctx.is_main else True
+    with tqdm(total=steps, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=hide) as bar:
+        recorder = StepRecorder(ctx.device, steps, epoch * steps, run.writer, bar)
+        for step, batch in enumerate(run.loader):
+            maybe_kill_for_test(epoch + 1, step)
+            images, labels = batch["image"], batch["label"]
+            terms = train_step(model, images, labels, loss_fn, optimizer, scaler, epoch, args.amp, layout)
+            recorder.add(step, terms)
+            if (step + 1) % args.log_interval == 0 or step + 1 == steps:
+                recorder.flush(epoch, lr, ctx)
+            bar.update(1)
     return recorder.means(ctx)
 
 
@@ -706,10 +705,8 @@ def run_training(args, ctx, train_set, val_set, num_classes, class_names):
     check_amp(args, ctx, log)
     seed_everything(args.seed)
 
-    memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
-    model = get_model(args.model, 1, num_classes, args.base_channels).to(
-        ctx.device, memory_format=memory_format
-    )
+    model = get_model(args.model, 1, num_classes, args.base_channels)
+    model = model.to(ctx.device, memory_format=memory_format_of(args))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     fp16 = args.amp and not torch.cuda.is_bf16_supported()  # bf16 needs no loss scaling
     run = Run(
