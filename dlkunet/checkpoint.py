@@ -38,6 +38,10 @@ def atomic_save(obj, path):
     except OSError as err:
         raise CheckpointError(f"cannot write checkpoints to {path.parent}: {err.strerror}") from err
     try:
+        # mkstemp makes private (0600) files; give checkpoints the permissions a plain open would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
