@@ -49,7 +49,7 @@ def test_unreadable_and_unsafe_files_are_named(tmp_path):
     with pytest.raises(CheckpointError, match="truncated.pth"):
         load_checkpoint(truncated)
     unsafe = tmp_path / "unsafe.pth"
-    unsafe.write_bytes(pickle.dumps({"model": RunsCode()}))
+    unsafe.write_bytes(pickle.dumps({"model": RunsCode()}, protocol=2))
     with pytest.raises(CheckpointError, match="weights-only"):
         load_checkpoint(unsafe)
 
