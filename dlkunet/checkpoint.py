@@ -65,16 +65,23 @@ def load_checkpoint(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "global" not in str(err).lower():
+            raise _unreadable(path, err) from err
+        found = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line.upper()), "")
         raise CheckpointError(
-            f"checkpoint {path} holds objects a weights-only load refuses ({first}); "
+            f"checkpoint {path} holds objects a weights-only load refuses ({found}); "
             "expected a state dict or a training state of tensors"
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"checkpoint {path} is not a readable torch file ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); it may be truncated or corrupt"
-        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path, err):
+    detail = str(err).splitlines()[0] if str(err) else ""
+    return CheckpointError(
+        f"checkpoint {path} is not a readable torch file ({type(err).__name__}: {detail[:120]}); "
+        "it may be truncated or corrupt"
+    )
 
 
 def strip_wrapper_prefixes(state_dict):

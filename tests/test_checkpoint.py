@@ -40,8 +40,12 @@ def test_unreadable_and_unsafe_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "missing.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.pth"):
+    with pytest.raises(CheckpointError, match="garbage.pth is not a readable torch file"):
         load_checkpoint(garbage)
+    text = tmp_path / "text.pth"
+    text.write_text("hello\n")
+    with pytest.raises(CheckpointError, match="text.pth is not a readable torch file"):
+        load_checkpoint(text)
     good = tmp_path / "good.pth"
     torch.save(get_model("S", base_channels=8).state_dict(), good)
     truncated = tmp_path / "truncated.pth"
@@ -50,7 +54,9 @@ def test_unreadable_and_unsafe_files_are_named(tmp_path):
         load_checkpoint(truncated)
     unsafe = tmp_path / "unsafe.pth"
     unsafe.write_bytes(pickle.dumps({"model": RunsCode()}, protocol=2))
-    with pytest.raises(CheckpointError, match="weights-only"):
+    with pytest.raises(
+        CheckpointError, match="unsafe.pth holds objects a weights-only load refuses .*getcwd"
+    ):
         load_checkpoint(unsafe)
 
 
