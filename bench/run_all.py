@@ -30,12 +30,19 @@ def run_augment(full):
     return bench_augment.run(samples=48 if full else 24, repeats=5 if full else 3)
 
 
+def run_inference(full):
+    # On a CPU one slice per pass is the fastest per slice (it stays in cache); batches pay off on
+    # GPUs. Both batch sizes are shown there so the table says so rather than hides it.
+    sizes = (16,) if torch.cuda.is_available() else (1, 16)
+    return [r for size in sizes for r in bench_inference.run(full=full, batch_size=size)]
+
+
 BENCHMARKS = {
     "forward": bench_forward.run,
     "train": bench_train.run,
     "augment": run_augment,
     "metrics": bench_metrics.run,
-    "inference": bench_inference.run,
+    "inference": run_inference,
 }
 
 

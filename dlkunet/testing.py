@@ -59,7 +59,12 @@ def add_test_arguments(parser, root_path, list_dir=None):
     )
     test = parser.add_argument_group("testing")
     test.add_argument("--patch_size", type=int, default=224, help="slice size the network sees")
-    test.add_argument("--batch_size", type=int, default=24, help="slices per forward pass")
+    test.add_argument(
+        "--batch_size",
+        type=int,
+        default=24,
+        help="slices per forward pass (GPUs gain from large batches; on a CPU 1 is fastest)",
+    )
     test.add_argument(
         "--num_workers", type=int, default=4, help="processes scoring volumes (0: in this process)"
     )
