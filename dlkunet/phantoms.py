@@ -27,12 +27,9 @@ synapse-transunet phantom exactly.
 """
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from dlkunet import prepare
 from dlkunet.data import write_lines
@@ -203,8 +200,8 @@ def make_synapse(form, out, cases, size, slices, seed):
         hu, raw, spacing = synapse_case(seed, index, size, slices)
         if form == "synapse-raw":
             folder = out / "RawData" / "Training"
-            write_nifti(folder / "img" / f"img{case_id}.nii.gz", hu, spacing)
-            write_nifti(folder / "label" / f"label{case_id}.nii.gz", raw, spacing)
+            prepare.write_nifti(folder / "img" / f"img{case_id}.nii.gz", hu, spacing)
+            prepare.write_nifti(folder / "label" / f"label{case_id}.nii.gz", raw, spacing)
             continue
         layout = "transunet" if form == "synapse-transunet" else "release"
         image, label = prepare.window_hu(hu), prepare.remap_synapse_labels(raw, "phantom")
@@ -319,8 +316,8 @@ def make_acdc(form, out, cases, size, slices, seed):
         for frame, (image, label) in data["frames"].items():
             name = f"{patient}_frame{frame:02d}"
             if form == "acdc-raw":
-                write_nifti(out / "training" / patient / f"{name}.nii.gz", image, data["spacing"])
-                write_nifti(out / "training" / patient / f"{name}_gt.nii.gz", label, data["spacing"])
+                prepare.write_nifti(out / "training" / patient / f"{name}.nii.gz", image, data["spacing"])
+                prepare.write_nifti(out / "training" / patient / f"{name}_gt.nii.gz", label, data["spacing"])
                 continue
             image01 = prepare.normalize_minmax(image)
             frame_entries = prepare.write_acdc_frame(
@@ -336,22 +333,6 @@ def make_acdc(form, out, cases, size, slices, seed):
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def write_nifti(path, array, spacing):
-    """Write a ``(D, H, W)`` array as NIfTI with ``spacing`` given in ``(D, H, W)`` order, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK orders axes (x, y, z)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:-7]}.", suffix=".tmp.nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_phantoms(form, out, cases=None, size=None, slices=None, seed=0):

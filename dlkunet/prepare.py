@@ -10,7 +10,9 @@ temporary name and renamed, so an interrupted run leaves no partial file a loade
 """
 
 import gzip
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -288,3 +290,19 @@ def merge_entries(total, entries):
     for key, values in entries.items():
         total.setdefault(key, []).extend(values)
     return total
+
+
+def write_nifti(path, array, spacing):
+    """Write a ``(D, H, W)`` array as NIfTI with ``spacing`` given in ``(D, H, W)`` order, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK orders axes (x, y, z)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:-7]}.", suffix=".tmp.nii.gz", dir=path.parent)
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

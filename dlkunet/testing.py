@@ -214,22 +214,12 @@ def score_case(pred, volume, num_classes, convention, spacing, save_folder, clas
 
 def save_nifti_set(pred, volume, folder):
     """Write ``<case>_pred/_img/_gt.nii.gz`` with the volume's spacing (1 mm where it has none)."""
-    import SimpleITK as sitk
+    from dlkunet.prepare import write_nifti  # SimpleITK is only needed when predictions are saved
 
     spacing = volume.get("spacing") or (1.0, 1.0, 1.0)
     arrays = {"pred": pred.astype(np.uint8), "img": volume["image"].astype(np.float32), "gt": volume["label"]}
     for kind, array in arrays.items():
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK orders axes (x, y, z)
-        path = Path(folder) / f"{volume['case_name']}_{kind}.nii.gz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nii.gz", dir=folder)
-        os.close(fd)
-        try:
-            sitk.WriteImage(image, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_nifti(Path(folder) / f"{volume['case_name']}_{kind}.nii.gz", array, spacing)
 
 
 def test_checkpoint(model, path, volumes, args, class_names, pool, logger):
