@@ -36,6 +36,11 @@ def row(name, baseline_label, baseline, ours_label, ours, unit, higher_is_better
     }
 
 
+def cells(r):
+    """The baseline and ours columns of a row: label and figure to four significant digits."""
+    return f"{r['baseline_label']} {r['baseline']:.4g}", f"{r['ours_label']} {r['ours']:.4g}"
+
+
 def print_rows(rows, title=None):
     """Print rows as a fixed-width table."""
     if title:
@@ -44,6 +49,14 @@ def print_rows(rows, title=None):
     print(header)
     print("-" * len(header))
     for r in rows:
-        base = f"{r['baseline_label']} {r['baseline']:.4g}"
-        ours = f"{r['ours_label']} {r['ours']:.4g}"
+        base, ours = cells(r)
         print(f"{r['name']:<38} {base:>22} {ours:>22} {r['unit']:<10} {r['ratio']:>6.2f}x")
+
+
+def markdown_rows(rows):
+    """The same rows as a Markdown table, the form the README quotes."""
+    lines = ["| benchmark | baseline | ours | unit | ratio |", "|---|---|---|---|---|"]
+    for r in rows:
+        base, ours = cells(r)
+        lines.append(f"| {r['name']} | {base} | {ours} | {r['unit']} | {r['ratio']:.2f}x |")
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
     python bench/run_all.py                 # small sizes: a few minutes on 2 CPU cores
     python bench/run_all.py --full          # full sizes (Synapse-sized volumes, batch 12)
     python bench/run_all.py --only forward metrics --json bench/results/cpu.json
+    python bench/run_all.py --markdown      # the table also as Markdown, as the README quotes it
 
 Each row compares a baseline with this project's way on the same input in the same process:
 model forward (default memory format vs channels_last), training steps (the same), augmentation
@@ -23,7 +24,7 @@ import bench_metrics
 import bench_train
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-from common import print_rows
+from common import markdown_rows, print_rows
 
 
 def run_augment(full):
@@ -68,6 +69,7 @@ def get_args_parser():
     parser.add_argument("--full", action="store_true", help="full sizes instead of the quick ones")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--json", help="also write the rows and the machine line to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     return parser
 
 
@@ -84,6 +86,9 @@ def main(args):
     print()
     print(f"machine: {machine()}")
     print_rows(rows)
+    if args.markdown:
+        print(f"\nMeasured with `python bench/run_all.py` on {machine()}:\n")
+        print(markdown_rows(rows))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from dlkunet.checkpoint import load_weights
+from dlkunet.distributed import resolve_device
 from dlkunet.errors import CheckpointError, DatasetError, DLKUNetError
 from dlkunet.inference import predict_volume
 from dlkunet.logparse import epoch_from_name
@@ -75,9 +76,7 @@ def add_test_arguments(parser, root_path, list_dir=None):
         default="voxel",
         help="voxel (as published) or mm (needs spacing)",
     )
-    test.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1"
-    )
+    test.add_argument("--device", default="auto", help="auto (CUDA when there is a GPU), cpu, cuda or cuda:N")
     test.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="autocast on CUDA")
     out = parser.add_argument_group("output")
     out.add_argument("--log_path", default="./result/Test/running.log", help="log file (appended to)")
@@ -99,16 +98,7 @@ def check_args(args):
             raise DLKUNetError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.num_workers < 0 or args.overlay_slices < 0:
         raise DLKUNetError("--num_workers and --overlay_slices must be 0 or more")
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as err:
-        raise DLKUNetError(
-            f"--device {args.device!r} is not a device name (auto, cpu, cuda, cuda:N)"
-        ) from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DLKUNetError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    args.device = str(resolve_device(args.device))
 
 
 def checkpoint_order(path):

@@ -265,7 +265,7 @@ def test_bad_data_and_flags(synapse_phantom, checkpoints, tmp_path):
     with pytest.raises(DLKUNetError, match="--test_save_path: cannot create folder"):
         run_synapse(synapse_phantom, tmp_path, *good, "--test_save_path", tmp_path / "blocked")
     if not torch.cuda.is_available():
-        with pytest.raises(DLKUNetError, match="CUDA is not available"):
+        with pytest.raises(DLKUNetError, match="--device cuda: this machine has 0 CUDA device"):
             run_synapse(synapse_phantom, tmp_path, *good, "--device", "cuda")
 
 
