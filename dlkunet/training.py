@@ -296,6 +296,22 @@ def check_writable(folder, flag):
         ) from err
 
 
+def check_new_run(folder):
+    """Refuse to start a new run over the checkpoints of an earlier one in ``folder``.
+
+    Raises:
+        CheckpointError: ``folder`` holds ``last.pth`` or a ``model_epoch_*`` checkpoint.
+    """
+    folder = Path(folder)
+    found = newest_epoch_checkpoint(folder)
+    if (folder / "last.pth").is_file() or found is not None:
+        held = "last.pth" if (folder / "last.pth").is_file() else found[1].name
+        raise CheckpointError(
+            f"--pth_path {folder} already holds a training run ({held}); pass --continue_train to "
+            "resume it, or name another --pth_path to start a new run there"
+        )
+
+
 def write_json_atomic(path, obj):
     """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
@@ -699,6 +715,8 @@ def run_training(args, ctx, train_set, val_set, num_classes, class_names):
     for folder, flag in ((args.pth_path, "--pth_path"), (args.tensorboard_path, "--tensorboard_path")):
         check_writable(folder, flag)
     check_writable(Path(args.log_path).parent, "the folder of --log_path")
+    if not args.continue_train:
+        check_new_run(args.pth_path)
     log = setup_logging(args.log_path, "dlkunet", enabled=ctx.is_main)
     if len(train_set) == 0:
         raise DatasetError(f"the training split under {args.root_path} holds no slices")

@@ -217,6 +217,19 @@ def test_unwritable_pth_path_fails_before_training(synapse_phantom, tmp_path):
     assert " epoch 1 loss " not in result.stdout
 
 
+def test_new_run_over_an_earlier_one_is_one_line_and_keeps_its_files(synapse_run, synapse_phantom, tmp_path):
+    shutil.copytree(synapse_run[0] / "pth", tmp_path / "pth")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "pth").iterdir()}
+    result = run_script("Train_Synapse.py", tmp_path, synapse_phantom, "--epochs", "1")
+    check_one_line_error(result, "already holds a training run (last.pth)", "--continue_train")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "pth").iterdir()} == before
+
+    # Weights-only folders (the release's, or ours without last.pth) are kept as well.
+    (tmp_path / "pth" / "last.pth").unlink()
+    result = run_script("Train_Synapse.py", tmp_path, synapse_phantom, "--epochs", "1")
+    check_one_line_error(result, "already holds a training run (model_epoch_2_checkpoint.pth)")
+
+
 def test_continue_train_with_another_variant_is_one_line_and_keeps_the_checkpoint(
     synapse_run, synapse_phantom, tmp_path
 ):
