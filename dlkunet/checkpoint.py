@@ -10,46 +10,31 @@ Three kinds of file are accepted wherever weights are read:
 - a training state (``last.pth``), a dict whose ``"model"`` entry is the state dict.
 """
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from dlkunet.errors import CheckpointError
+from dlkunet.files import atomic_write
 from network.dlkunet import strip_wrapper_prefix
 
 
 def atomic_save(obj, path):
-    """``torch.save`` to a temporary file beside ``path``, then rename over it.
+    """``torch.save`` to a temporary file beside ``path``, then rename over it (``dlkunet.files``).
 
     A crash at any moment leaves either the previous file or the new one, never a half-written
     one.
 
     Raises:
-        CheckpointError: when the folder cannot be written.
+        CheckpointError: when the folder or the file cannot be written (the previous file stays).
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        atomic_write(path, lambda f: torch.save(obj, f))
     except OSError as err:
-        raise CheckpointError(f"cannot write checkpoints to {path.parent}: {err.strerror}") from err
-    try:
-        # mkstemp makes private (0600) files; give checkpoints the permissions a plain open would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err}") from err
 
 
 def load_checkpoint(path):

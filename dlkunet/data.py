@@ -13,14 +13,13 @@ split of their forms lives; this module does the rest:
 - ``SegmentationDataset``: slice items ``(H, W)`` for training, volume items ``(D, H, W)`` for
   testing, and slices grouped back into volumes (``as_volumes``) for validation.
 
-Writing goes through ``atomic_write`` (temporary file beside the target, then a rename), so an
-interrupted run never leaves a half-written file that the loader would accept.
+Writing goes through ``dlkunet.files.atomic_write`` (temporary file beside the target, then a
+rename), so an interrupted run never leaves a half-written file that the loader would accept.
 """
 
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from dlkunet.errors import DatasetError
+from dlkunet.files import atomic_write
 
 LIST_SUFFIXES = (".txt", ".list")
 DATA_SUFFIXES = (".npy.h5", ".h5", ".npz")
@@ -307,26 +307,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-
-def atomic_write(path, write):
-    """Call ``write(file_object)`` on a hidden temporary file beside ``path``, then rename it.
-
-    A crash at any moment leaves the previous file or the new one, never a partial one; the
-    temporary name starts with a dot and ends in ``.tmp``, so no loader picks it up.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_npz(path, **arrays):

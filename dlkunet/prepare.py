@@ -10,9 +10,7 @@ temporary name and renamed, so an interrupted run leaves no partial file a loade
 """
 
 import gzip
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import SimpleITK as sitk
 
 from dlkunet.data import file_holds, text_holds, write_h5, write_lines, write_npz
 from dlkunet.errors import DatasetError
+from dlkunet.files import atomic_path
 
 
 def check_nifti_complete(path):
@@ -298,11 +297,5 @@ def write_nifti(path, array, spacing):
     path.parent.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK orders axes (x, y, z)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:-7]}.", suffix=".tmp.nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.nii.gz") as tmp:
+        sitk.WriteImage(image, str(tmp))

@@ -20,11 +20,8 @@ metric convention and the HD95 unit.
 
 import argparse
 import glob
-import json
 import math
 import multiprocessing
-import os
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +33,7 @@ import torch
 from dlkunet.checkpoint import load_weights
 from dlkunet.distributed import resolve_device
 from dlkunet.errors import CheckpointError, DatasetError, DLKUNetError
+from dlkunet.files import write_json
 from dlkunet.inference import predict_volume
 from dlkunet.logparse import epoch_from_name
 from dlkunet.logs import setup_logging
@@ -229,7 +227,7 @@ def test_checkpoint(model, path, volumes, args, class_names, pool, logger):
     log_means(summary, class_names, len(volumes), args.metric_convention, logger)
     summary_path = make_folder(Path(args.log_path).parent / path.stem, "--log_path") / "summary.json"
     record = summary_record(path, epoch, volumes, scores, summary, class_names, args)
-    write_json(record, summary_path)
+    write_json(summary_path, record, indent=1, allow_nan=False)
     logger.info(
         f"Tested {path}: {len(volumes)} volumes in {time.perf_counter() - started:.1f} s; {summary_path}"
     )
@@ -388,18 +386,6 @@ def make_folder(path, flag):
     except OSError as err:
         raise DLKUNetError(f"{flag}: cannot create folder {path}: {err.strerror}") from err
     return path
-
-
-def write_json(record, path):
-    """Write JSON atomically: a crash leaves the previous file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_tests(args, make_dataset, class_names, name):

@@ -59,6 +59,7 @@ from tqdm import tqdm
 from dlkunet import distributed
 from dlkunet.checkpoint import atomic_save, describe_state_dict, load_checkpoint, load_weights, unwrap
 from dlkunet.errors import CheckpointError, DatasetError, DLKUNetError, TrainingError
+from dlkunet.files import write_json
 from dlkunet.inference import autocast_context, predict_volume
 from dlkunet.logs import setup_logging
 from dlkunet.losses import SCHEDULES, SegmentationLoss, describe_weights
@@ -310,23 +311,6 @@ def check_new_run(folder):
             f"--pth_path {folder} already holds a training run ({held}); pass --continue_train to "
             "resume it, or name another --pth_path to start a new run there"
         )
-
-
-def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    # A plain open() (not mkstemp, which makes files private) so the file gets the user's umask.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def bare_state_dict(model):
@@ -746,7 +730,7 @@ def run_training(args, ctx, train_set, val_set, num_classes, class_names):
     )
     run.loader = make_loader(train_set, args, ctx)
     if ctx.is_main:
-        write_json_atomic(Path(args.pth_path) / "args.json", vars(args))
+        write_json(Path(args.pth_path) / "args.json", vars(args), indent=2, sort_keys=True)
     log_header(run, train_set, start)
     if start >= args.epochs:
         log.info(f"nothing to train: {start} epochs done, --epochs {args.epochs}")

@@ -8,6 +8,7 @@ import torch
 
 from dlkunet.checkpoint import atomic_save, describe_state_dict, load_checkpoint, load_weights
 from dlkunet.errors import CheckpointError
+from dlkunet.files import current_umask
 from network import get_model
 
 
@@ -22,17 +23,15 @@ def test_atomic_save_replaces_whole_files_and_keeps_the_old_one_on_failure(tmp_p
     path = tmp_path / "sub" / "last.pth"
     atomic_save({"epoch": 1}, path)
     assert load_checkpoint(path) == {"epoch": 1}
-    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     with pytest.raises((pickle.PicklingError, AttributeError)):
         atomic_save({"epoch": 2, "bad": lambda: None}, path)
     assert load_checkpoint(path) == {"epoch": 1}
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pth"]
 
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    (tmp_path / "blocked").write_text("a file where the checkpoint folder should be")
+    with pytest.raises(CheckpointError, match="cannot write checkpoint .*blocked"):
+        atomic_save({"epoch": 1}, tmp_path / "blocked" / "last.pth")
 
 
 def test_unreadable_and_unsafe_files_are_named(tmp_path):
