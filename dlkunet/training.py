@@ -305,8 +305,8 @@ def check_new_run(folder):
     """
     folder = Path(folder)
     found = newest_epoch_checkpoint(folder)
-    if (folder / "last.pth").is_file() or found is not None:
-        held = "last.pth" if (folder / "last.pth").is_file() else found[1].name
+    held = "last.pth" if (folder / "last.pth").is_file() else found and found[1].name
+    if held:
         raise CheckpointError(
             f"--pth_path {folder} already holds a training run ({held}); pass --continue_train to "
             "resume it, or name another --pth_path to start a new run there"
